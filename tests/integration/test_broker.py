@@ -2,30 +2,12 @@
 
 import numpy as np
 import pytest
-from kafka import TopicPartition
 
 from streamtrain import wire
 from streamtrain.clients import make_admin, make_consumer, make_producer
 from streamtrain.errors import TopicConfigError
 from streamtrain.topics import TopicSpec, ensure_topics, sample_topic
-
-
-def read_all(settings, topic, partitions, expected, timeout_s=30):
-    consumer = make_consumer(settings)
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning()
-    records = []
-    try:
-        import time
-
-        deadline = time.monotonic() + timeout_s
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-    finally:
-        consumer.close()
-    return records
+from tests.helpers import consume_all
 
 
 def topic_config(settings, topic):
@@ -73,7 +55,7 @@ def test_encoded_samples_round_trip_through_the_broker(kafka_settings, make_topi
     producer.flush()
     producer.close()
 
-    records = read_all(kafka_settings, topic, 2, expected=50)
+    records = consume_all(kafka_settings, topic, 2, expected=50)
     batch = wire.decode_batch([r.value for r in records], dim=4)
     assert batch.errors == {}
     by_id = {
@@ -101,7 +83,7 @@ def test_invalid_message_through_the_broker_is_rejected_with_its_reason(
     producer.flush()
     producer.close()
 
-    records = read_all(kafka_settings, topic, 1, expected=5)
+    records = consume_all(kafka_settings, topic, 1, expected=5)
     batch = wire.decode_batch([r.value for r in records], dim=2)
     assert batch.index.tolist() == [0]
     got = {records[pos].value: err.reason for pos, err in batch.errors.items()}
