@@ -158,3 +158,20 @@ def _describe(cls: type[BaseSettings], loc: tuple) -> str:
         if name in (field_name, env_name(field, field_name)):
             return f"--{field_name.replace('_', '-')} / {env_name(field, field_name)}"
     return name
+
+
+class StreamSettings(KafkaSettings):
+    """Kafka client settings plus the stream every service shares.
+
+    Service settings subclass this and add their own fields.
+    """
+
+    topic: str = env("STREAMTRAIN_TOPIC", "samples", "sample topic")
+    dead_letter_topic: str = env(
+        "STREAMTRAIN_DEAD_LETTER_TOPIC", "samples.dlq", "topic for rejected messages"
+    )
+    dim: int = env("STREAMTRAIN_DIM", 10, "number of features of every sample", ge=1, le=100_000)
+    max_message_bytes: int = env(
+        "STREAMTRAIN_MAX_MESSAGE_BYTES", 1 << 20, "samples longer than this are rejected", ge=32
+    )
+    log_level: str = env("STREAMTRAIN_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
