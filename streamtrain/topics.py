@@ -83,3 +83,42 @@ def _check_existing(admin: KafkaAdminClient, spec: TopicSpec) -> None:
             raise TopicConfigError(
                 f"topic {spec.name} exists with {key}={value}, expected {key}={wanted}"
             )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m streamtrain.topics``: create the sample and dead-letter topics."""
+    import argparse
+
+    from streamtrain.clients import make_admin
+    from streamtrain.errors import StreamtrainError
+    from streamtrain.logs import configure_logging
+    from streamtrain.settings import StreamSettings, add_settings_arguments, build_settings
+
+    parser = argparse.ArgumentParser(
+        prog="python -m streamtrain.topics",
+        description="Create the sample topic (retention.ms=-1) and the dead-letter topic; "
+        "existing topics with the same settings are left as they are.",
+    )
+    parser.add_argument("--partitions", type=int, default=3, help="partitions of the sample topic")
+    parser.add_argument("--replication-factor", type=int, default=1)
+    add_settings_arguments(parser, StreamSettings)
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        settings = build_settings(StreamSettings, args)
+        admin = make_admin(settings)
+        try:
+            ensure_topics(admin, [
+                sample_topic(settings.topic, args.partitions, args.replication_factor),
+                dead_letter_topic(settings.dead_letter_topic, args.replication_factor),
+            ])
+        finally:
+            admin.close()
+    except StreamtrainError as error:
+        log.error("%s", error)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
