@@ -57,8 +57,13 @@ def dumps(kind: str, version: int, payload: dict) -> bytes:
 
 def write(path: Path, kind: str, version: int, payload: dict) -> None:
     """Write an artifact atomically (write, fsync, rename, fsync directory)."""
-    path = Path(path)
-    data = dumps(kind, version, payload)
+    write_atomic(Path(path), dumps(kind, version, payload))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash at any point leaves
+    the old content or the new one: write a temporary file beside it,
+    fsync it, rename it over ``path``, fsync the directory."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -19,7 +19,7 @@ import enum
 import typing
 from typing import Any, Sequence, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -168,10 +168,24 @@ class StreamSettings(KafkaSettings):
 
     topic: str = env("STREAMTRAIN_TOPIC", "samples", "sample topic")
     dead_letter_topic: str = env(
-        "STREAMTRAIN_DEAD_LETTER_TOPIC", "samples.dlq", "topic for rejected messages"
+        "STREAMTRAIN_DEAD_LETTER_TOPIC", "samples.dlq",
+        "topic for rejected messages (default: the sample topic's name + .dlq)",
     )
     dim: int = env("STREAMTRAIN_DIM", 10, "number of features of every sample", ge=1, le=100_000)
     max_message_bytes: int = env(
         "STREAMTRAIN_MAX_MESSAGE_BYTES", 1 << 20, "samples longer than this are rejected", ge=32
     )
     log_level: str = env("STREAMTRAIN_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dead_letter_topic_follows_topic(cls, data: Any) -> Any:
+        """Without an explicit dead-letter topic, use ``<topic>.dlq``."""
+        if not isinstance(data, dict):
+            return data
+        keys = {key.lower() for key, value in data.items() if value is not None}
+        if keys & {"dead_letter_topic", "streamtrain_dead_letter_topic"}:
+            return data
+        topic = next((v for k, v in data.items() if k.lower() in ("topic", "streamtrain_topic")
+                      and v is not None), "samples")
+        return {**data, "dead_letter_topic": f"{topic}.dlq"}

@@ -55,3 +55,13 @@ def test_unknown_choice_is_refused_by_the_parser():
     add_settings_arguments(parser, KafkaSettings)
     with pytest.raises(SystemExit):
         parser.parse_args(["--security-protocol", "NOPE"])
+
+
+def test_dead_letter_topic_follows_the_sample_topic_unless_given(monkeypatch):
+    from streamtrain.settings import StreamSettings
+
+    assert StreamSettings(topic="clicks").dead_letter_topic == "clicks.dlq"
+    monkeypatch.setenv("STREAMTRAIN_TOPIC", "from-env")
+    assert StreamSettings().dead_letter_topic == "from-env.dlq"
+    monkeypatch.setenv("STREAMTRAIN_DEAD_LETTER_TOPIC", "rejects")
+    assert StreamSettings(topic="clicks").dead_letter_topic == "rejects"
