@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: venv kafka up down check run test test-unit test-slow bench lint clean
+.PHONY: venv kafka up down check run bench test test-unit test-slow clean
 
 venv: $(VENV)/.installed
 
@@ -27,7 +27,11 @@ down: venv             ## stop the local broker
 check: up              ## round-trip one sample through the local broker
 	$(PY) -m streamtrain.localkafka check
 
-run: check             ## the pipeline's run command
+run: venv kafka        ## the whole pipeline on a local broker, then the report
+	$(PY) -m streamtrain.demo $(DEMO_ARGS)
+
+bench: venv kafka      ## every benchmark, one run (under 15 minutes)
+	$(PY) -m benchmarks
 
 test: venv kafka       ## every test, against a real broker
 	$(PY) -m pytest
