@@ -88,8 +88,10 @@ class Row:
 def load_truth(path: Path) -> Truth:
     try:
         document = json.loads(path.read_text())
-        segments = [(int(s["from"]), np.array(s["weights"], dtype=float), float(s["bias"]))
-                    for s in document["segments"]]
+        segments = [
+            (int(s["from"]), np.array(s["weights"], dtype=float), float(s["bias"]))
+            for s in document["segments"]
+        ]
         drift_at = document.get("drift_at") if document.get("drift") != "none" else None
         return Truth(segments, float(document["noise"]), drift_at)
     except (OSError, ValueError, KeyError) as error:
@@ -125,7 +127,9 @@ def online_row(scenario: str, learner: str, directory: Path, truth: Truth) -> Ro
         wall = final["t"] - learned[0]["t"]
     wall, rate = _catch_up(directory / f"catchup-{learner}.json", model.samples, wall)
     error, concept = model_error(model, truth)
-    return Row(scenario, f"online {learner}", model.samples, prequential, concept, error, wall, rate)
+    return Row(
+        scenario, f"online {learner}", model.samples, prequential, concept, error, wall, rate
+    )
 
 
 def _catch_up(path: Path, samples: int, live_wall: float) -> tuple[float, float]:
@@ -162,14 +166,25 @@ def batch_versions(directory: Path) -> list[LinearModel]:
 def batch_row(scenario: str, model: LinearModel, truth: Truth) -> Row:
     error, concept = model_error(model, truth)
     duration = float(model.metadata.get("duration_seconds") or float("nan"))
-    return Row(scenario, "batch lstsq", model.samples, None, concept, error, duration,
-               model.samples / duration if duration > 0 else float("nan"))
+    return Row(
+        scenario,
+        "batch lstsq",
+        model.samples,
+        None,
+        concept,
+        error,
+        duration,
+        model.samples / duration if duration > 0 else float("nan"),
+    )
 
 
 def scenario_rows(directory: Path) -> tuple[list[Row], Truth]:
     truth = load_truth(directory / "truth.json")
-    rows = [row for learner in ("sgd", "rls")
-            if (row := online_row(directory.name, learner, directory, truth)) is not None]
+    rows = [
+        row
+        for learner in ("sgd", "rls")
+        if (row := online_row(directory.name, learner, directory, truth)) is not None
+    ]
     versions = batch_versions(directory)
     if versions:
         rows.append(batch_row(directory.name, versions[-1], truth))
@@ -197,7 +212,9 @@ def conclusions(rows: list[Row], noise: dict[str, float]) -> list[str]:
     for scenario in dict.fromkeys(r.scenario for r in rows):
         here = [r for r in rows if r.scenario == scenario]
         accurate = min(here, key=lambda r: r.concept_mse)
-        fastest = max(here, key=lambda r: r.samples_per_second if math.isfinite(r.samples_per_second) else -1)
+        fastest = max(
+            here, key=lambda r: r.samples_per_second if math.isfinite(r.samples_per_second) else -1
+        )
         others = ", ".join(f"{r.method} {r.concept_mse:.4f}" for r in here if r is not accurate)
         sentences.append(
             f"**{scenario}**: most accurate on the current concept is {accurate.method} "
@@ -238,8 +255,14 @@ def _draw_loss(axis, scenario: str, truth: Truth, data: dict) -> None:
         windowed = (errors[WINDOW:] - errors[:-WINDOW])[keep] / d_samples[keep]
         axis.plot(samples[WINDOW:][keep], windowed, label=f"online {learner} (windowed)")
     for model in data["batch"]:
-        axis.scatter([model.samples], [model.metadata.get("mse")], marker="s", color="black",
-                     zorder=3, label="batch run (MSE on its replay)")
+        axis.scatter(
+            [model.samples],
+            [model.metadata.get("mse")],
+            marker="s",
+            color="black",
+            zorder=3,
+            label="batch run (MSE on its replay)",
+        )
     _decorate(axis, scenario, truth, "prequential squared error", log_scale=True)
     axis.axhline(truth.noise**2, color="grey", linestyle=":", label="noise floor")
     _dedupe_legend(axis)
@@ -247,18 +270,28 @@ def _draw_loss(axis, scenario: str, truth: Truth, data: dict) -> None:
 
 def _draw_weights(axis, scenario: str, truth: Truth, data: dict) -> None:
     for learner, trace in data["traces"].items():
-        points = [(p["model_samples"], p) for p in trace if "weights" in p and p["model_samples"] > 0]
+        points = [
+            (p["model_samples"], p) for p in trace if "weights" in p and p["model_samples"] > 0
+        ]
         xs = [n for n, _ in points]
         ys = [_distance(np.array(p["weights"]), p["bias"], *truth.at(n - 1)) for n, p in points]
         axis.plot(xs, ys, label=f"online {learner}")
     for model in data["batch"]:
-        axis.scatter([model.samples], [_distance(model.weights, model.bias, *truth.at(model.samples - 1))],
-                     marker="s", color="black", zorder=3, label="batch run")
+        axis.scatter(
+            [model.samples],
+            [_distance(model.weights, model.bias, *truth.at(model.samples - 1))],
+            marker="s",
+            color="black",
+            zorder=3,
+            label="batch run",
+        )
     _decorate(axis, scenario, truth, "distance to the true weights", log_scale=True)
     _dedupe_legend(axis)
 
 
-def _distance(weights: np.ndarray, bias: float, true_weights: np.ndarray, true_bias: float) -> float:
+def _distance(
+    weights: np.ndarray, bias: float, true_weights: np.ndarray, true_bias: float
+) -> float:
     return float(math.sqrt(np.sum((weights - true_weights) ** 2) + (bias - true_bias) ** 2))
 
 
@@ -283,10 +316,14 @@ def write_report(run_dir: Path) -> tuple[Path, str]:
 
     :raises StreamtrainError: if the directory holds no scenario.
     """
-    directories = sorted(
-        (d for d in run_dir.iterdir() if (d / "truth.json").exists()),
-        key=lambda d: (d.name != "stationary", d.name),
-    ) if run_dir.is_dir() else []
+    directories = (
+        sorted(
+            (d for d in run_dir.iterdir() if (d / "truth.json").exists()),
+            key=lambda d: (d.name != "stationary", d.name),
+        )
+        if run_dir.is_dir()
+        else []
+    )
     if not directories:
         raise StreamtrainError(f"{run_dir} holds no scenario (no */truth.json)")
     rows: list[Row] = []
@@ -294,11 +331,15 @@ def write_report(run_dir: Path) -> tuple[Path, str]:
     for directory in directories:
         found, truth = scenario_rows(directory)
         rows.extend(found)
-        traces = {learner: load_trace(directory / f"trace-{learner}.jsonl") for learner in ("sgd", "rls")}
+        traces = {
+            learner: load_trace(directory / f"trace-{learner}.jsonl") for learner in ("sgd", "rls")
+        }
         scenarios[directory.name] = (truth, {"traces": traces, "batch": batch_versions(directory)})
     table = markdown_table(rows)
     figures = plot(run_dir, scenarios)
-    text = _document(table, conclusions(rows, {s: t.noise for s, (t, _) in scenarios.items()}), figures)
+    text = _document(
+        table, conclusions(rows, {s: t.noise for s, (t, _) in scenarios.items()}), figures
+    )
     path = run_dir / "report.md"
     path.write_text(text)
     return path, table
@@ -306,15 +347,28 @@ def write_report(run_dir: Path) -> tuple[Path, str]:
 
 def _document(table: str, sentences: list[str], figures: list[str]) -> str:
     parts = [
-        "# Online against batch training on one Kafka stream", "",
+        "# Online against batch training on one Kafka stream",
+        "",
         "Every number below comes from the run in this directory: the same topic was "
         "learned online (SGD and RLS, each a consumer group) and replayed by the batch job "
-        "(exact least squares). \"MSE on current concept\" is the expected error of the final "
-        "model on new samples of the concept in force at the end of the stream.", "",
-        table, "", "## What the numbers say", "",
-        *[f"- {sentence}" for sentence in sentences], "",
-        "## Loss over time", "", "![windowed prequential loss](loss.png)", "",
-        "Black squares: the batch model's MSE on the data it replayed, at each run.", "",
-        "## Distance to the true weights", "", "![distance to the truth](weights.png)", "",
+        '(exact least squares). "MSE on current concept" is the expected error of the final '
+        "model on new samples of the concept in force at the end of the stream.",
+        "",
+        table,
+        "",
+        "## What the numbers say",
+        "",
+        *[f"- {sentence}" for sentence in sentences],
+        "",
+        "## Loss over time",
+        "",
+        "![windowed prequential loss](loss.png)",
+        "",
+        "Black squares: the batch model's MSE on the data it replayed, at each run.",
+        "",
+        "## Distance to the true weights",
+        "",
+        "![distance to the truth](weights.png)",
+        "",
     ]
     return "\n".join(parts)

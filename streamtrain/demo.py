@@ -90,21 +90,53 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parse(argv: list[str] | None) -> DemoOptions:
-    parser = argparse.ArgumentParser(prog="python -m streamtrain.demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory (default %(default)s)")
-    parser.add_argument("--samples", type=int, default=60_000, help="samples per scenario (default %(default)s)")
-    parser.add_argument("--rate", type=float, default=3000, help="producer rate, samples/s (default %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m streamtrain.demo", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/demo"), help="run directory (default %(default)s)"
+    )
+    parser.add_argument(
+        "--samples", type=int, default=60_000, help="samples per scenario (default %(default)s)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=3000, help="producer rate, samples/s (default %(default)s)"
+    )
     parser.add_argument("--dim", type=int, default=10, help="features (default %(default)s)")
-    parser.add_argument("--partitions", type=int, default=3, help="partitions (default %(default)s)")
-    parser.add_argument("--noise", type=float, default=0.5, help="noise sigma (default %(default)s)")
-    parser.add_argument("--port", type=int, default=localkafka.DEFAULT_PORT, help="broker port (default %(default)s)")
-    parser.add_argument("--bootstrap-servers", default=None,
-                        help="use this broker instead of starting the local one")
-    parser.add_argument("--keep-running", action="store_true",
-                        help="leave the broker running at the end (to look at it)")
+    parser.add_argument(
+        "--partitions", type=int, default=3, help="partitions (default %(default)s)"
+    )
+    parser.add_argument(
+        "--noise", type=float, default=0.5, help="noise sigma (default %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=localkafka.DEFAULT_PORT,
+        help="broker port (default %(default)s)",
+    )
+    parser.add_argument(
+        "--bootstrap-servers",
+        default=None,
+        help="use this broker instead of starting the local one",
+    )
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="leave the broker running at the end (to look at it)",
+    )
     args = parser.parse_args(argv)
-    return DemoOptions(args.out, args.samples, args.rate, args.dim, args.partitions,
-                       args.port, args.noise, args.keep_running, args.bootstrap_servers)
+    return DemoOptions(
+        args.out,
+        args.samples,
+        args.rate,
+        args.dim,
+        args.partitions,
+        args.port,
+        args.noise,
+        args.keep_running,
+        args.bootstrap_servers,
+    )
 
 
 def run(options: DemoOptions) -> int:
@@ -117,8 +149,11 @@ def run(options: DemoOptions) -> int:
         return _run_on(options, info.bootstrap)
     finally:
         if options.keep_running or was_running:
-            print(f"broker left running at {info.bootstrap}; stop it with "
-                  "`python -m streamtrain.localkafka down`", file=sys.stderr)
+            print(
+                f"broker left running at {info.bootstrap}; stop it with "
+                "`python -m streamtrain.localkafka down`",
+                file=sys.stderr,
+            )
         else:
             localkafka.down()
 
@@ -132,16 +167,28 @@ def _run_on(options: DemoOptions, bootstrap: str) -> int:
     return subprocess.run(report).returncode
 
 
-def run_scenario(name: str, drift: list[str], options: DemoOptions, settings: KafkaSettings) -> None:
+def run_scenario(
+    name: str, drift: list[str], options: DemoOptions, settings: KafkaSettings
+) -> None:
     """Stream one scenario through both learners and the batch job."""
     directory = options.out / name
     directory.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d%H%M%S")
     topic = f"demo-{name}-{stamp}"
-    common = ["--bootstrap-servers", settings.bootstrap_servers, "--topic", topic,
-              "--dead-letter-topic", f"{topic}.dlq", "--dim", str(options.dim)]
+    common = [
+        "--bootstrap-servers",
+        settings.bootstrap_servers,
+        "--topic",
+        topic,
+        "--dead-letter-topic",
+        f"{topic}.dlq",
+        "--dim",
+        str(options.dim),
+    ]
     _create_topics(settings, topic, options.partitions)
-    log.info("scenario %s: topic %s, %d samples at %.0f/s", name, topic, options.samples, options.rate)
+    log.info(
+        "scenario %s: topic %s, %d samples at %.0f/s", name, topic, options.samples, options.rate
+    )
 
     # Learners first, so they learn live as samples arrive.
     learners = [_start_learner(n, flags, common, directory, stamp) for n, flags in LEARNERS.items()]
@@ -150,11 +197,29 @@ def run_scenario(name: str, drift: list[str], options: DemoOptions, settings: Ka
     tracer.start()
 
     # The producer, and the batch job once mid-stream.
-    producer = subprocess.Popen(_service(
-        "producer", *common, *drift, "--drift-at", str(options.samples // 2),
-        "--count", str(options.samples), "--rate", str(options.rate), "--seed", "7",
-        "--noise", str(options.noise), "--partitions", str(options.partitions),
-        "--truth-file", str(directory / "truth.json"), "--progress", "log"))
+    producer = subprocess.Popen(
+        _service(
+            "producer",
+            *common,
+            *drift,
+            "--drift-at",
+            str(options.samples // 2),
+            "--count",
+            str(options.samples),
+            "--rate",
+            str(options.rate),
+            "--seed",
+            "7",
+            "--noise",
+            str(options.noise),
+            "--partitions",
+            str(options.partitions),
+            "--truth-file",
+            str(directory / "truth.json"),
+            "--progress",
+            "log",
+        )
+    )
     time.sleep(options.samples / options.rate / 2)
     _batch(common, directory, "mid-stream")
     if producer.wait() != 0:
@@ -173,8 +238,7 @@ def run_scenario(name: str, drift: list[str], options: DemoOptions, settings: Ka
         _catch_up(name, flags, common, directory, stamp)
 
 
-def _catch_up(name: str, flags: list[str], common: list[str], directory: Path,
-              stamp: str) -> None:
+def _catch_up(name: str, flags: list[str], common: list[str], directory: Path, stamp: str) -> None:
     """Replay the whole topic with a fresh learner as fast as it can go and
     record ``catchup-<name>.json``: samples and seconds from its first
     learned sample to its last."""
@@ -191,8 +255,12 @@ def _catch_up(name: str, flags: list[str], common: list[str], directory: Path,
     seconds = done["t"] - learned[0]["t"] if done and len(learned) > 1 else float("nan")
     # The first observation is up to one interval late: count from there.
     counted = total - learned[0]["samples"] if learned else 0
-    result = {"samples": total, "counted_samples": counted, "seconds": seconds,
-              "samples_per_second": counted / seconds if seconds and seconds > 0 else None}
+    result = {
+        "samples": total,
+        "counted_samples": counted,
+        "seconds": seconds,
+        "samples_per_second": counted / seconds if seconds and seconds > 0 else None,
+    }
     (directory / f"catchup-{name}.json").write_text(json.dumps(result, indent=1))
     log.info("catch-up %s: %s", name, result)
 
@@ -205,15 +273,29 @@ def _create_topics(settings: KafkaSettings, topic: str, partitions: int) -> None
         admin.close()
 
 
-def _start_learner(name: str, flags: list[str], common: list[str], directory: Path,
-                   stamp: str, quiet: bool = False) -> Learner:
+def _start_learner(
+    name: str, flags: list[str], common: list[str], directory: Path, stamp: str, quiet: bool = False
+) -> Learner:
     port = _free_port()
     checkpoint_dir = directory / name
     command = _service(
-        "consumer", *common, *flags, "--group-id", f"demo-{name}-{stamp}",
-        "--checkpoint-dir", str(checkpoint_dir), "--checkpoint-every", "2000",
-        "--metrics-port", str(port), "--metrics-address", "127.0.0.1", "--until-idle",
-        "3" if quiet else "8", *(["--log-level", "WARNING"] if quiet else []))
+        "consumer",
+        *common,
+        *flags,
+        "--group-id",
+        f"demo-{name}-{stamp}",
+        "--checkpoint-dir",
+        str(checkpoint_dir),
+        "--checkpoint-every",
+        "2000",
+        "--metrics-port",
+        str(port),
+        "--metrics-address",
+        "127.0.0.1",
+        "--until-idle",
+        "3" if quiet else "8",
+        *(["--log-level", "WARNING"] if quiet else []),
+    )
     url = f"http://127.0.0.1:{port}/metrics"
     if not quiet:
         print(f"online learner {name}: metrics at {url}", file=sys.stderr)
@@ -222,8 +304,15 @@ def _start_learner(name: str, flags: list[str], common: list[str], directory: Pa
 
 def _batch(common: list[str], directory: Path, when: str) -> None:
     log.info("batch job (%s)", when)
-    command = _service("batch_job", "run", *common, "--models-dir", str(directory / "models"),
-                       "--online-model", str(directory / "sgd" / "model.json"))
+    command = _service(
+        "batch_job",
+        "run",
+        *common,
+        "--models-dir",
+        str(directory / "models"),
+        "--online-model",
+        str(directory / "sgd" / "model.json"),
+    )
     if subprocess.run(command).returncode != 0:
         raise StreamtrainError(f"the batch job failed ({when})")
 
@@ -252,7 +341,9 @@ def _progress(trace: list[dict]) -> str:
     last = trace[-1]
     earlier = next((p for p in reversed(trace) if p["t"] <= last["t"] - 5), trace[0])
     learned = last["samples"] - earlier["samples"]
-    window = (last["squared_error"] - earlier["squared_error"]) / learned if learned else float("nan")
+    window = (
+        (last["squared_error"] - earlier["squared_error"]) / learned if learned else float("nan")
+    )
     return f"{last['samples']} samples learned, MSE of the last 5 s {window:.4f}"
 
 
@@ -266,8 +357,11 @@ def _observe(learner: Learner, elapsed: float, with_model: bool = True) -> dict 
     for family in text_string_to_metric_families(text):
         if family.name in totals:
             totals[family.name] = sum(s.value for s in family.samples if s.name.endswith("_total"))
-    point = {"t": round(elapsed, 3), "samples": int(totals["streamtrain_online_samples"]),
-             "squared_error": totals["streamtrain_online_squared_error"]}
+    point = {
+        "t": round(elapsed, 3),
+        "samples": int(totals["streamtrain_online_samples"]),
+        "squared_error": totals["streamtrain_online_squared_error"],
+    }
     if not with_model:
         return point
     try:

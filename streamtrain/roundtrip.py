@@ -28,7 +28,9 @@ def round_trip(bootstrap_servers: str, timeout_s: float = 30.0) -> dict:
     # Send one sample and wait for the broker's acknowledgement.
     sent = wire.Sample(x=[0.5, -0.0, 1e308], y=3.25, event_time_ms=int(time.time() * 1000), id=1)
     producer = make_producer(settings)
-    meta = producer.send(CHECK_TOPIC, wire.encode(sent.x, sent.y, event_time_ms=sent.event_time_ms, id=sent.id)).get(timeout=timeout_s)
+    meta = producer.send(
+        CHECK_TOPIC, wire.encode(sent.x, sent.y, event_time_ms=sent.event_time_ms, id=sent.id)
+    ).get(timeout=timeout_s)
     producer.close()
 
     # Read it back from the offset the broker gave it.
@@ -36,12 +38,22 @@ def round_trip(bootstrap_servers: str, timeout_s: float = 30.0) -> dict:
     same = list(got.x) == list(sent.x) and got.y == sent.y and got.id == sent.id
     if not same:
         raise RuntimeError(f"sample came back changed: sent {sent}, got {got}")
-    return {"topic": CHECK_TOPIC, "partition": meta.partition, "offset": meta.offset,
-            "bytes": wire.encoded_size(len(sent.x)), "x": list(got.x), "y": got.y,
-            "id": got.id, "event_time_ms": got.event_time_ms, "round_trip": "ok"}
+    return {
+        "topic": CHECK_TOPIC,
+        "partition": meta.partition,
+        "offset": meta.offset,
+        "bytes": wire.encoded_size(len(sent.x)),
+        "x": list(got.x),
+        "y": got.y,
+        "id": got.id,
+        "event_time_ms": got.event_time_ms,
+        "round_trip": "ok",
+    }
 
 
-def _read_at(settings: KafkaSettings, partition: int, offset: int, dim: int, timeout_s: float) -> wire.Sample:
+def _read_at(
+    settings: KafkaSettings, partition: int, offset: int, dim: int, timeout_s: float
+) -> wire.Sample:
     from kafka import TopicPartition
 
     consumer = make_consumer(settings)
@@ -56,4 +68,6 @@ def _read_at(settings: KafkaSettings, partition: int, offset: int, dim: int, tim
                     return wire.decode(record.value, dim)
     finally:
         consumer.close()
-    raise RuntimeError(f"sample at {CHECK_TOPIC}[{partition}]@{offset} not read within {timeout_s} s")
+    raise RuntimeError(
+        f"sample at {CHECK_TOPIC}[{partition}]@{offset} not read within {timeout_s} s"
+    )

@@ -97,7 +97,9 @@ def build_settings(cls: type[S], namespace: argparse.Namespace) -> S:
 
     :raises ConfigError: naming every invalid value and what was expected.
     """
-    given = {name: getattr(namespace, name) for name in cls.model_fields if hasattr(namespace, name)}
+    given = {
+        name: getattr(namespace, name) for name in cls.model_fields if hasattr(namespace, name)
+    }
     try:
         return cls(**given)
     except ValidationError as error:
@@ -168,7 +170,8 @@ class StreamSettings(KafkaSettings):
 
     topic: str = env("STREAMTRAIN_TOPIC", "samples", "sample topic")
     dead_letter_topic: str = env(
-        "STREAMTRAIN_DEAD_LETTER_TOPIC", "samples.dlq",
+        "STREAMTRAIN_DEAD_LETTER_TOPIC",
+        "samples.dlq",
         "topic for rejected messages (default: the sample topic's name + .dlq)",
     )
     dim: int = env("STREAMTRAIN_DIM", 10, "number of features of every sample", ge=1, le=100_000)
@@ -186,6 +189,12 @@ class StreamSettings(KafkaSettings):
         keys = {key.lower() for key, value in data.items() if value is not None}
         if keys & {"dead_letter_topic", "streamtrain_dead_letter_topic"}:
             return data
-        topic = next((v for k, v in data.items() if k.lower() in ("topic", "streamtrain_topic")
-                      and v is not None), "samples")
+        topic = next(
+            (
+                v
+                for k, v in data.items()
+                if k.lower() in ("topic", "streamtrain_topic") and v is not None
+            ),
+            "samples",
+        )
         return {**data, "dead_letter_topic": f"{topic}.dlq"}

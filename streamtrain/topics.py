@@ -52,7 +52,12 @@ def ensure_topics(admin: KafkaAdminClient, specs: list[TopicSpec]) -> list[str]:
     created = []
     for spec in specs:
         if _create(admin, spec):
-            log.info("created topic %s partitions=%d configs=%s", spec.name, spec.partitions, spec.configs)
+            log.info(
+                "created topic %s partitions=%d configs=%s",
+                spec.name,
+                spec.partitions,
+                spec.configs,
+            )
             created.append(spec.name)
         else:
             _check_existing(admin, spec)
@@ -60,7 +65,9 @@ def ensure_topics(admin: KafkaAdminClient, specs: list[TopicSpec]) -> list[str]:
 
 
 def _create(admin: KafkaAdminClient, spec: TopicSpec) -> bool:
-    topic = NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.configs)
+    topic = NewTopic(
+        spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.configs
+    )
     try:
         admin.create_topics([topic], wait_for_metadata=True)
     except TopicAlreadyExistsError:
@@ -108,10 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = build_settings(StreamSettings, args)
         admin = make_admin(settings)
         try:
-            ensure_topics(admin, [
-                sample_topic(settings.topic, args.partitions, args.replication_factor),
-                dead_letter_topic(settings.dead_letter_topic, args.replication_factor),
-            ])
+            ensure_topics(
+                admin,
+                [
+                    sample_topic(settings.topic, args.partitions, args.replication_factor),
+                    dead_letter_topic(settings.dead_letter_topic, args.replication_factor),
+                ],
+            )
         finally:
             admin.close()
     except StreamtrainError as error:

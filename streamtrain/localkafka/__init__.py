@@ -18,6 +18,7 @@ the process is gone.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -27,7 +28,6 @@ import socket
 import subprocess
 import time
 import uuid
-import base64
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -141,7 +141,9 @@ def java_command() -> str:
             "(Debian: apt-get install openjdk-17-jre-headless)"
         )
     result = subprocess.run([java, "-version"], capture_output=True, text=True)
-    first = (result.stderr or result.stdout).splitlines()[0] if result.stderr or result.stdout else ""
+    first = (
+        (result.stderr or result.stdout).splitlines()[0] if result.stderr or result.stdout else ""
+    )
     major = _java_major(first)
     if major is not None and major < 17:
         raise LocalKafkaError(f"Kafka 4 needs Java 17 or newer, found: {first}")
@@ -293,15 +295,25 @@ def _write_properties(data_dir: Path, port: int, controller_port: int) -> Path:
 def _format_storage(java: str, lib: Path, data_dir: Path, properties: Path) -> None:
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
     result = subprocess.run(
-        [java, "-Xmx256m", "-cp", str(lib / "*"), *_log_options(data_dir),
-         "kafka.tools.StorageTool", "format", "-c", str(properties), "-t", cluster_id],
+        [
+            java,
+            "-Xmx256m",
+            "-cp",
+            str(lib / "*"),
+            *_log_options(data_dir),
+            "kafka.tools.StorageTool",
+            "format",
+            "-c",
+            str(properties),
+            "-t",
+            cluster_id,
+        ],
         capture_output=True,
         text=True,
     )
     if result.returncode != 0:
-        raise LocalKafkaError(
-            f"formatting the storage in {data_dir} failed:\n{(result.stdout + result.stderr)[-3000:]}"
-        )
+        output = (result.stdout + result.stderr)[-3000:]
+        raise LocalKafkaError(f"formatting the storage in {data_dir} failed:\n{output}")
 
 
 def _log_options(data_dir: Path) -> list[str]:
@@ -311,13 +323,24 @@ def _log_options(data_dir: Path) -> list[str]:
 
 def _start_jvm(java: str, lib: Path, data_dir: Path, properties: Path) -> subprocess.Popen:
     command = [
-        java, "-Xms256m", HEAP, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-        "-Djava.awt.headless=true", *_log_options(data_dir),
-        "-cp", str(lib / "*"), "kafka.Kafka", str(properties),
+        java,
+        "-Xms256m",
+        HEAP,
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true",
+        *_log_options(data_dir),
+        "-cp",
+        str(lib / "*"),
+        "kafka.Kafka",
+        str(properties),
     ]
     with open(data_dir / "jvm.out", "ab") as out:
         return subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from streamtrain import wire
-from streamtrain.clients import make_admin, make_consumer, make_producer
+from streamtrain.clients import make_admin, make_producer
 from streamtrain.errors import TopicConfigError
 from streamtrain.topics import TopicSpec, ensure_topics, sample_topic
 from tests.helpers import consume_all
@@ -58,9 +58,7 @@ def test_encoded_samples_round_trip_through_the_broker(kafka_settings, make_topi
     records = consume_all(kafka_settings, topic, 2, expected=50)
     batch = wire.decode_batch([r.value for r in records], dim=4)
     assert batch.errors == {}
-    by_id = {
-        wire.decode(r.value, 4).id: (batch.X[i], batch.y[i]) for i, r in enumerate(records)
-    }
+    by_id = {wire.decode(r.value, 4).id: (batch.X[i], batch.y[i]) for i, r in enumerate(records)}
     assert sorted(by_id) == list(range(50))
     for i in range(50):
         assert by_id[i][0].tobytes() == X[i].tobytes() and by_id[i][1] == y[i]

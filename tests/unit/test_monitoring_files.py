@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,8 +36,12 @@ def test_every_alert_has_a_promtool_unit_test_and_all_pass():
     tested = {case["alertname"] for t in tests["tests"] for case in t.get("alert_rule_test", [])}
     assert alerts == tested
     for alert in alerts:
-        cases = [c for t in tests["tests"] for c in t.get("alert_rule_test", [])
-                 if c["alertname"] == alert]
+        cases = [
+            c
+            for t in tests["tests"]
+            for c in t.get("alert_rule_test", [])
+            if c["alertname"] == alert
+        ]
         assert any(c["exp_alerts"] for c in cases), f"{alert} never shown firing"
         assert any(not c["exp_alerts"] for c in cases), f"{alert} never shown quiet"
     result = run("promtool", "test", "rules", str(MONITORING / "tests" / "alerts_test.yml"))
@@ -72,20 +75,28 @@ def test_dashboard_panels_do_not_overlap():
     cells = set()
     for panel in json.loads(DASHBOARD.read_text())["panels"]:
         g = panel["gridPos"]
-        area = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        area = {
+            (x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])
+        }
         assert not cells & area, panel["title"]
         cells |= area
 
 
 def test_dashboard_shows_what_users_watch():
-    exprs = " ".join(t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"]
-                     for t in p["targets"])
-    for metric in ("streamtrain_online_squared_error_total", "streamtrain_batch_mse",
-                   "streamtrain_batch_online_mse", "streamtrain_consumer_lag_records",
-                   "streamtrain_consumer_dead_letters_total",
-                   "streamtrain_consumer_last_checkpoint_timestamp_seconds",
-                   "streamtrain_batch_last_success_timestamp_seconds",
-                   "streamtrain_batch_duration_seconds", "streamtrain_online_samples_total"):
+    exprs = " ".join(
+        t["expr"] for p in json.loads(DASHBOARD.read_text())["panels"] for t in p["targets"]
+    )
+    for metric in (
+        "streamtrain_online_squared_error_total",
+        "streamtrain_batch_mse",
+        "streamtrain_batch_online_mse",
+        "streamtrain_consumer_lag_records",
+        "streamtrain_consumer_dead_letters_total",
+        "streamtrain_consumer_last_checkpoint_timestamp_seconds",
+        "streamtrain_batch_last_success_timestamp_seconds",
+        "streamtrain_batch_duration_seconds",
+        "streamtrain_online_samples_total",
+    ):
         assert metric in exprs
 
 
@@ -97,14 +108,26 @@ def test_compose_file_validates():
 def test_compose_mounts_the_monitoring_files_and_shares_checkpoints():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"kafka", "topics", "producer", "consumer", "batch", "prometheus",
-            "pushgateway", "grafana"} <= set(services)
+    assert {
+        "kafka",
+        "topics",
+        "producer",
+        "consumer",
+        "batch",
+        "prometheus",
+        "pushgateway",
+        "grafana",
+    } <= set(services)
     assert "container_name" not in services["consumer"] and "ports" not in services["consumer"]
     assert "checkpoints:/data/checkpoints" in services["consumer"]["volumes"]
     assert services["kafka"]["image"].startswith("apache/kafka:4.")
     mounted = " ".join(services["prometheus"]["volumes"] + services["grafana"]["volumes"])
-    for path in ("./monitoring/prometheus.yml", "./monitoring/alerts.yml",
-                 "./monitoring/grafana/provisioning", "./monitoring/grafana/dashboards"):
+    for path in (
+        "./monitoring/prometheus.yml",
+        "./monitoring/alerts.yml",
+        "./monitoring/grafana/provisioning",
+        "./monitoring/grafana/dashboards",
+    ):
         assert path in mounted
 
 
