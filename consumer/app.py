@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 SERVICE = "consumer"
 POLL_TIMEOUT_MS = 200
+FIRST_ASSIGNMENT_GRACE_S = 60.0
 
 
 @dataclass
@@ -287,8 +288,13 @@ class Loop:
         if self.worker.assignments != self.seen_assignments:
             self.seen_assignments = self.worker.assignments
             self.last_message = self.clock()
-        if idle is not None and self.clock() - self.last_message >= idle:
-            log.info("no message for %.1f s: stopping", idle)
+        if idle is None:
+            return False
+        # Before the first assignment the group may still be forming (on a
+        # new broker the offsets topic is created first): allow a grace.
+        patience = idle if self.worker.assignments else idle + FIRST_ASSIGNMENT_GRACE_S
+        if self.clock() - self.last_message >= patience:
+            log.info("no message for %.1f s: stopping", patience)
             return True
         return False
 

@@ -68,7 +68,9 @@ class ConsumerSettings(StreamSettings):
     )
     metrics_address: str = env("CONSUMER_METRICS_ADDRESS", "0.0.0.0", "address of /metrics")
     until_idle: float | None = env(
-        "CONSUMER_UNTIL_IDLE", None, "exit once no message arrived for this many seconds", gt=0
+        "CONSUMER_UNTIL_IDLE", None,
+        "exit once no message arrived for this many seconds since the last assignment "
+        "(before the first assignment, 60 s more)", gt=0,
     )
     max_messages: int | None = env(
         "CONSUMER_MAX_MESSAGES", None, "exit after this many messages (samples and rejects)",

@@ -28,7 +28,7 @@ def test_demo_runs_the_pipeline_and_writes_the_report(kafka_bootstrap, tmp_path)
         assert (out / name).stat().st_size > 10_000
         assert f"]({name})" in report
     table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
-    assert len(table) == 1 + 6
+    assert len(table) == 1 + 6, result.stdout + result.stderr[-4000:]
 
     stationary, _ = scenario_rows(out / "stationary")
     drifting, _ = scenario_rows(out / "drifting")
