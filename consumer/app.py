@@ -47,6 +47,12 @@ log = logging.getLogger(__name__)
 
 SERVICE = "consumer"
 POLL_TIMEOUT_MS = 200
+RETRY_FIRST_S = 0.2
+"""Pause after the first failed poll; it doubles with each failure in a row."""
+RETRY_MAX_S = 5.0
+"""Longest pause between polls while the broker cannot be reached."""
+RETRY_REPORT_S = 30.0
+"""While polls keep failing, a warning at most this often."""
 FIRST_ASSIGNMENT_GRACE_S = 60.0
 
 
@@ -230,10 +236,12 @@ class Loop:
         self.last_checkpoint = clock()
         self.last_message = clock()
         self.seen_assignments = 0
+        self.failed_polls = 0
+        self.reported_failure: float | None = None
 
     def run(self) -> RunSummary:
         while not self.stop.is_set():
-            records = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
+            records = self.poll()
             if self.worker.fatal is not None:
                 raise self.worker.fatal
             self.step(records)
@@ -241,6 +249,34 @@ class Loop:
                 break
         self.finish()
         return self.summary
+
+    def poll(self) -> dict:
+        """Fetch records. A retriable client error (the broker unreachable or
+        restarting, the group coordinator moving) is never fatal: it is
+        logged and the poll is retried after a pause that doubles from
+        :data:`RETRY_FIRST_S` to :data:`RETRY_MAX_S`, for as long as it
+        takes. Other client errors propagate."""
+        try:
+            records = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
+        except KafkaError as error:
+            if not getattr(error, "retriable", False):
+                raise
+            self._back_off(error)
+            return {}
+        if self.failed_polls:
+            log.info("topic=%s: polling works again after %d failed attempts",
+                     self.settings.topic, self.failed_polls)
+            self.failed_polls, self.reported_failure = 0, None
+        return records
+
+    def _back_off(self, error: KafkaError) -> None:
+        self.failed_polls += 1
+        now = self.clock()
+        if self.reported_failure is None or now - self.reported_failure >= RETRY_REPORT_S:
+            log.warning("topic=%s: poll failed (%d in a row), retrying: %r",
+                        self.settings.topic, self.failed_polls, error)
+            self.reported_failure = now
+        self.stop.wait(min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (self.failed_polls - 1)))
 
     def step(self, records: dict) -> None:
         # learn
