@@ -29,6 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 
 from streamtrain import wire
@@ -211,18 +212,37 @@ def _read_ranges(
 def _train_on(
     records: list, settings: StreamSettings, acc: QRAccumulator, result: PartitionResult
 ) -> None:
-    """Decode a fetched batch, add the valid rows, count the rejections."""
+    """Decode a fetched batch, add the valid rows, count the rejections.
+
+    A decoded row whose squared norm ``|x|^2 + 1 + y^2`` overflows float64
+    is skipped as ``non_finite_update`` (the reason the online learner
+    gives): it would make every least-squares statistic infinite, so no
+    model could be fitted with it.
+    """
     values = [r.value if r.value is not None else b"" for r in records]
     batch = wire.decode_batch(values, settings.dim, max_bytes=settings.max_message_bytes)
-    acc.add(batch.X, batch.y)
-    for position, error in batch.errors.items():
-        result.rejected[error.reason] = result.rejected.get(error.reason, 0) + 1
+    usable = representable_rows(batch.X, batch.y)
+    acc.add(batch.X[usable], batch.y[usable])
+    reasons = {position: error.reason for position, error in batch.errors.items()}
+    reasons.update({int(p): NON_FINITE_UPDATE for p in batch.index[~usable]})
+    for position, reason in reasons.items():
+        result.rejected[reason] = result.rejected.get(reason, 0) + 1
         log.debug("skipped topic=%s partition=%d offset=%d reason=%s",
                   records[position].topic, records[position].partition,
-                  records[position].offset, error.reason)
+                  records[position].offset, reason)
     result.records += len(records)
-    result.samples += len(batch.y)
+    result.samples += int(usable.sum())
     result.last_offset = records[-1].offset
+
+
+NON_FINITE_UPDATE = "non_finite_update"
+
+
+def representable_rows(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Row mask: True where ``|x|^2 + 1 + y^2`` is finite in float64."""
+    with np.errstate(over="ignore"):
+        norms = np.einsum("ij,ij->i", X, X) + 1.0 + y * y
+    return np.isfinite(norms)
 
 
 def merge(snapshot: Snapshot, parts: list[PartitionResult], dim: int,

@@ -18,6 +18,8 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
+from kafka.errors import KafkaError
+
 from consumer import inspect
 from consumer.app import run
 from consumer.settings import ConsumerSettings
@@ -65,6 +67,10 @@ def _run(argv: list[str]) -> int:
         return 2
     except StreamtrainError as error:
         log.error("%s", error)
+        return 1
+    except KafkaError as error:
+        log.error("the Kafka client gave up (bootstrap servers %s): %r",
+                  settings.bootstrap_servers, error)
         return 1
     log.info("stopped: messages=%d samples=%d rejected=%d", summary.messages,
              summary.samples, summary.rejected)

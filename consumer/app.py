@@ -113,7 +113,7 @@ class Worker:
         """Checkpoint (if ``save``) and forget each partition."""
         with self.lock:
             if save:
-                self.checkpoint([p for p in partitions if p in self.states])
+                self._checkpoint_released(partitions)
             for partition in partitions:
                 self.states.pop(partition, None)
                 self.to_commit.pop(partition, None)
@@ -121,6 +121,17 @@ class Worker:
         if partitions:
             log.info("released topic=%s partitions=%s saved=%s", self.settings.topic,
                      partitions, save)
+
+    def _checkpoint_released(self, partitions: list[int]) -> None:
+        """Checkpoint partitions being given up. Runs in the rebalance
+        callback, so a refused write is logged, not raised: the partitions
+        resume from their last good checkpoint wherever they go next."""
+        try:
+            self.checkpoint([p for p in partitions if p in self.states])
+        except StreamtrainError as error:
+            log.error("topic=%s: checkpoint of released partitions %s failed; they resume "
+                      "from their last good checkpoint: %s", self.settings.topic, partitions,
+                      error)
 
     def _load(self, partition: int) -> PartitionState:
         loaded = self.store.load(partition)

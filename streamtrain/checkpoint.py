@@ -32,11 +32,19 @@ Guarantees:
   noticing (a zombie) cannot roll back its successor's progress. It can
   still write an equal or higher offset from a diverged history if both
   members run at once; Kafka's group protocol keeps that window short.
+- A store that writes (``topic`` given) checks at start that its directory
+  exists or can be created and is writable, and raises
+  :class:`~streamtrain.errors.ConfigError` otherwise. A write that fails
+  later (directory removed or made read-only, disk full) raises
+  :class:`CheckpointWriteError` naming the file and the system's reason;
+  the files on disk then still hold the last good checkpoint (as latest,
+  or as ``.prev`` if the failure came after the rename).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +53,7 @@ from typing import Any, Callable
 import numpy as np
 
 from streamtrain import artifact
-from streamtrain.errors import ArtifactError, StreamtrainError
+from streamtrain.errors import ArtifactError, ConfigError, StreamtrainError
 from streamtrain.model import LinearModel, write_model
 
 log = logging.getLogger(__name__)
@@ -57,6 +65,12 @@ MODEL_FILE = "model.json"
 
 class StaleCheckpointError(StreamtrainError):
     """A checkpoint would go back behind the one already on disk."""
+
+
+class CheckpointWriteError(StreamtrainError):
+    """A checkpoint or the combined model could not be written (missing or
+    read-only directory, full disk, ...). The last good checkpoint is still
+    on disk; the state in memory since then is not."""
 
 
 @dataclass(frozen=True)
@@ -76,13 +90,27 @@ class CheckpointStore:
     """Checkpoints of the partitions of one topic in one directory.
 
     With ``topic=None`` (for reading only) checkpoints of any topic are accepted.
+
+    :raises ConfigError: if the directory cannot be created or, for a store
+        that writes (``topic`` given), is not writable.
     """
 
     def __init__(self, directory: Path, topic: str | None, clock: Callable[[], float] = time.time):
         self.directory = Path(directory)
         self.topic = topic
         self.clock = clock
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(
+                f"checkpoint directory {self.directory} cannot be created: "
+                f"{error.strerror or error}"
+            ) from None
+        if topic is not None and not os.access(self.directory, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"checkpoint directory {self.directory} is not writable (read-only file "
+                f"system or permissions); a writable directory is needed"
+            )
 
     def latest_path(self, partition: int) -> Path:
         return self.directory / f"partition-{partition}.json"
@@ -109,6 +137,8 @@ class CheckpointStore:
 
         :raises StaleCheckpointError: if the latest checkpoint on disk has a
             higher ``next_offset``; nothing is written then.
+        :raises CheckpointWriteError: if the file system refuses the write;
+            the last good checkpoint stays on disk (latest or ``.prev``).
         """
         latest = self.latest_path(partition)
         on_disk = self._verified_or_none(latest, partition)
@@ -117,13 +147,19 @@ class CheckpointStore:
                 f"checkpoint of topic={self.topic} partition={partition} on disk is at "
                 f"offset {on_disk['next_offset']}, refusing to go back to {next_offset}"
             )
-        if on_disk is not None:
-            latest.replace(self.previous_path(partition))
         payload = {
             "topic": self.topic, "partition": partition, "next_offset": next_offset,
             "written_at": self.clock(), "learner": learner,
         }
-        artifact.write(latest, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, payload)
+        try:
+            if on_disk is not None:
+                latest.replace(self.previous_path(partition))
+            artifact.write(latest, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, payload)
+        except OSError as error:
+            raise CheckpointWriteError(
+                f"cannot write the checkpoint of topic={self.topic} partition={partition} "
+                f"offset={next_offset} to {latest}: {error.strerror or error}"
+            ) from None
         return latest
 
     def partitions(self) -> list[int]:
@@ -141,11 +177,21 @@ class CheckpointStore:
     def write_combined(self, method: str) -> LinearModel | None:
         """Write ``DIR/model.json``: the sample-weighted average of every
         partition model in the directory. None (nothing written) if no
-        partition has learned a sample yet."""
+        partition has learned a sample yet.
+
+        :raises CheckpointWriteError: if the file system refuses the write;
+            the previous ``model.json`` stays as it was.
+        """
         loaded = {p: r.payload for p, r in self.load_all().items() if r.payload is not None}
         model = combine(loaded, method)
         if model is not None:
-            write_model(self.directory / MODEL_FILE, model)
+            path = self.directory / MODEL_FILE
+            try:
+                write_model(path, model)
+            except OSError as error:
+                raise CheckpointWriteError(
+                    f"cannot write the combined model to {path}: {error.strerror or error}"
+                ) from None
         return model
 
     def _read(self, path: Path, partition: int) -> dict[str, Any]:
