@@ -16,10 +16,11 @@ that of one measurement alone):
   writing the file), with BLAS single-threaded as ``python -m batch_job``
   runs it.
 
-Each mode runs ``--repeat`` times (interleaved, the fastest kept: the
-machine may be shared). It prints a Markdown table: samples per second,
-ratio to ``raw``, and peak RSS of the measuring process (``VmHWM``; with
-workers, the largest of it and its worker processes). The topics are deleted at the end.
+Each mode runs ``--repeat`` times, interleaved (the machine may be
+shared). It prints a Markdown table of medians over the repeats: samples
+per second, ratio to ``raw`` (raw's median time over the mode's), and peak
+RSS of the measuring process (``VmHWM``; with workers, the largest of it
+and its worker processes). The topics are deleted at the end.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -41,7 +43,6 @@ from streamtrain import wire
 from streamtrain.clients import make_admin, make_producer
 from streamtrain.settings import StreamSettings
 from streamtrain.topics import ensure_topics, sample_topic
-
 
 MODES = ("raw", "workers-1", "workers-2")
 BLAS_ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--partitions", type=int, default=2)
     parser.add_argument("--dim", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=2, help="runs per mode; the best is kept")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per mode (median)")
     parser.add_argument("--bootstrap-servers",
                         default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -139,8 +140,8 @@ def main(argv: list[str] | None = None) -> None:
         child(args.child, args.topic, args.dim, args.bootstrap_servers)
         return
     settings = StreamSettings(bootstrap_servers=args.bootstrap_servers, dim=args.dim)
-    print(f"| samples | reader | samples/s | vs raw | peak RSS MiB |  "
-          f"({args.partitions} partitions, {args.dim} features)")
+    print(f"{args.partitions} partitions, {args.dim} features, median of {args.repeat}\n")
+    print("| samples | reader | samples/s | vs raw | peak RSS MiB |")
     print("|---|---|---|---|---|")
     topics = []
     try:
@@ -154,20 +155,19 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _report(n: int, topic: str, args: argparse.Namespace) -> None:
-    """Measure every mode ``args.repeat`` times, interleaved; keep the best."""
-    best: dict[str, dict] = {}
+    """Measure every mode ``args.repeat`` times, interleaved; print medians."""
+    runs: dict[str, list[dict]] = {mode: [] for mode in MODES}
     for _ in range(args.repeat):
         for mode in MODES:
             result = measure(mode, topic, args.dim, args.bootstrap_servers)
             if result["count"] != n:
                 raise SystemExit(f"{mode} read {result['count']} samples, expected {n}")
-            if mode not in best or result["seconds"] < best[mode]["seconds"]:
-                best[mode] = result
+            runs[mode].append(result)
+    seconds = {mode: statistics.median(r["seconds"] for r in runs[mode]) for mode in MODES}
     for mode in MODES:
-        result = best[mode]
-        ratio = best["raw"]["seconds"] / result["seconds"]
-        print(f"| {n:,} | {mode} | {n / result['seconds']:,.0f} | {ratio:.2f} "
-              f"| {result['peak_mib']:.0f} |", flush=True)
+        peak = statistics.median(r["peak_mib"] for r in runs[mode])
+        print(f"| {n:,} | {mode} | {n / seconds[mode]:,.0f} | {seconds['raw'] / seconds[mode]:.2f} "
+              f"| {peak:.0f} |", flush=True)
 
 
 def _delete(settings: StreamSettings, topics: list[str]) -> None:

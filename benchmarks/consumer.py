@@ -1,21 +1,39 @@
 """Throughput of the online learner through a real broker, against the raw
-kafka-python consumer on the same topic in the same run, and the cost of
-one update against River's ``LinearRegression.learn_one``.
+kafka-python consumer on the same topic in the same run.
+
+Both readers use the same client settings: kafka-python's defaults
+(``max_poll_records=500``, ``fetch_min_bytes=1``, ``fetch_max_wait_ms=500``,
+``check_crcs=True``) with ``max_partition_fetch_bytes=1 MiB``, as
+``python -m consumer`` configures it. The raw reader assigns the partitions
+and only touches each value; the learner runs :func:`consumer.app.run` (group
+membership, decoding, learning, metrics, dead letters, checkpoints every
+10,000 messages). Each round reads raw, then each learner, back to back;
+a raw group member (what the client costs with group membership, which
+the learner needs) is read in each round too. The table gives medians over
+rounds and the median of the per-round ratios to the assigned raw reader
+of the rates (wall clock) and of the CPU time per message of the whole
+process. The CPU ratio is the steadier one on a machine shared with other
+work; the last column is a reader's CPU time per message minus raw's.
+
+The per-sample update cost against River, scikit-learn and numpy is in
+:mod:`benchmarks.update_cost`.
 
 Run: ``.venv/bin/python -m benchmarks.consumer [--bootstrap-servers HOST:PORT]
-[--samples N] [--dim D]``. It creates a topic named ``bench-consumer-<random>``
-and prints Markdown tables.
+[--samples N] [--dim D] [--rounds R] [--learners sgd ...]``. It creates a
+topic named ``bench-consumer-<random>``, deletes it at the end and prints a
+Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from kafka import TopicPartition
@@ -25,34 +43,49 @@ from consumer.app import run
 from consumer.settings import ConsumerSettings
 from streamtrain import wire
 from streamtrain.clients import make_admin, make_consumer, make_producer
-from streamtrain.learners import LearnerConfig, make_learner
 from streamtrain.settings import KafkaSettings
 from streamtrain.topics import dead_letter_topic, ensure_topics, sample_topic
 
 PARTITIONS = 3
+GROUP_ROW = "raw KafkaConsumer, group member (poll only)"
+FETCH_BYTES = 1 << 20
+"""``max_partition_fetch_bytes`` of ``python -m consumer`` at the default
+message size limit (and kafka-python's default)."""
 
 
 class TimedConsumer:
     """A consumer that notes when its first non-empty poll returned and when
-    it was closed (after the learner's final checkpoint)."""
+    it was closed (after the learner's final checkpoint), by the wall clock
+    and by this process's CPU time."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.first: float | None = None
         self.closed: float | None = None
+        self.first_cpu = 0.0
+        self.closed_cpu = 0.0
 
     def close(self) -> None:
-        self.closed = time.perf_counter()
+        self.closed, self.closed_cpu = time.perf_counter(), time.process_time()
         self.inner.close()
 
     def poll(self, *args: Any, **kwargs: Any) -> dict:
         records = self.inner.poll(*args, **kwargs)
         if records and self.first is None:
-            self.first = time.perf_counter()
+            self.first, self.first_cpu = time.perf_counter(), time.process_time()
         return records
+
+    def measured(self, n: int) -> Measured:
+        """Messages per second and CPU microseconds per message."""
+        return n / (self.closed - self.first), (self.closed_cpu - self.first_cpu) / n * 1e6
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+Measured = tuple[float, float]
+"""Messages per second (wall clock) and CPU microseconds per message of the
+whole process (all its threads), over the same window."""
 
 
 def produce(settings: KafkaSettings, topic: str, n: int, dim: int) -> None:
@@ -66,25 +99,34 @@ def produce(settings: KafkaSettings, topic: str, n: int, dim: int) -> None:
     producer.close()
 
 
-def raw_rate(settings: KafkaSettings, topic: str, n: int) -> float:
-    """Messages per second of a bare consumer that only touches each value."""
-    consumer = TimedConsumer(make_consumer(settings))
-    consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
-    consumer.seek_to_beginning()
+def raw_rate(settings: KafkaSettings, topic: str, n: int, group: bool = False) -> Measured:
+    """A bare consumer that only touches each value: assigned to every
+    partition, or (``group``) a member of a fresh consumer group with the
+    learner's session and heartbeat settings, as ``python -m consumer`` is."""
+    if group:
+        consumer = TimedConsumer(make_consumer(
+            settings, max_partition_fetch_bytes=FETCH_BYTES, group_id=f"bench-{uuid.uuid4().hex}",
+            session_timeout_ms=10_000, heartbeat_interval_ms=2_500))
+        consumer.subscribe([topic])
+    else:
+        consumer = TimedConsumer(make_consumer(settings, max_partition_fetch_bytes=FETCH_BYTES))
+        consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+        consumer.seek_to_beginning()
     seen, size = 0, 0
     while seen < n:
         for batch in consumer.poll(timeout_ms=500).values():
             seen += len(batch)
             size += sum(len(record.value) for record in batch)
-    elapsed = time.perf_counter() - consumer.first
     consumer.close()
-    return n / elapsed
+    return consumer.measured(n)
 
 
-def learner_rate(settings: KafkaSettings, topic: str, n: int, dim: int, kind: str) -> float:
+def learner_rate(settings: KafkaSettings, topic: str, n: int, dim: int, kind: str,
+                 **overrides: Any) -> Measured:
     """Messages per second of ``python -m consumer``'s loop, from the first
     returned record to the end of the final checkpoint (checkpoints included,
-    group join and client shutdown not)."""
+    group join and client shutdown not). ``overrides`` are further
+    :class:`ConsumerSettings` fields."""
     made: list[TimedConsumer] = []
 
     def factory(config: ConsumerSettings, **overrides: Any) -> TimedConsumer:
@@ -95,98 +137,86 @@ def learner_rate(settings: KafkaSettings, topic: str, n: int, dim: int, kind: st
         config = ConsumerSettings(
             bootstrap_servers=settings.bootstrap_servers, topic=topic,
             dead_letter_topic=topic + ".dlq", dim=dim, group_id=f"bench-{uuid.uuid4().hex}",
-            checkpoint_dir=Path(directory), learner=kind, max_messages=n)
+            checkpoint_dir=Path(directory), learner=kind, max_messages=n, **overrides)
         run(config, registry=CollectorRegistry(), consumer_factory=factory)
-    return n / (made[0].closed - made[0].first)
+    return made[0].measured(n)
 
 
-def update_costs(n: int, dim: int) -> list[tuple[str, float, float, float]]:
-    """(name, mean, p50, p99) microseconds per sample for each learner and River."""
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(n, dim))
-    y = (X @ np.linspace(-1, 1, dim)).tolist()
-    rows = []
-    for kind in ("sgd", "adagrad", "rls"):
-        learner = make_learner(LearnerConfig(kind=kind), dim)
-        rows.append((f"streamtrain {kind} (predict + learn)",
-                     *_timed(learner.learn, learner.rows(X), y)))
-    rows.extend(_river_costs(X, y))
-    return rows
+def create_topic(settings: KafkaSettings, n: int, dim: int) -> str:
+    """A fresh topic of ``PARTITIONS`` partitions holding ``n`` samples, and its
+    dead-letter topic (``<topic>.dlq``)."""
+    topic = f"bench-consumer-{uuid.uuid4().hex[:8]}"
+    admin = make_admin(settings)
+    try:
+        ensure_topics(admin, [sample_topic(topic, PARTITIONS), dead_letter_topic(topic + ".dlq")])
+    finally:
+        admin.close()
+    produce(settings, topic, n, dim)
+    return topic
 
 
-def _river_costs(X: np.ndarray, y: list[float]) -> list[tuple[str, float, float, float]]:
-    from river import linear_model, optim
-
-    dicts = [dict(enumerate(row)) for row in X.tolist()]
-    model = linear_model.LinearRegression(optimizer=optim.SGD(0.01), intercept_lr=0.01)
-    learn = _timed(model.learn_one, dicts, y)
-    model = linear_model.LinearRegression(optimizer=optim.SGD(0.01), intercept_lr=0.01)
-
-    def both(x: dict, target: float) -> None:
-        model.predict_one(x)
-        model.learn_one(x, target)
-
-    return [("River LinearRegression learn_one", *learn),
-            ("River predict_one + learn_one", *_timed(both, dicts, y))]
+def delete_topic(settings: KafkaSettings, topic: str) -> None:
+    admin = make_admin(settings)
+    try:
+        admin.delete_topics([topic, topic + ".dlq"])
+    finally:
+        admin.close()
 
 
-def _timed(call: Callable, rows: Any, targets: list[float]) -> tuple[float, float, float]:
-    clock = time.perf_counter
-    durations = []
-    started = clock()
-    for x, target in zip(rows, targets):
-        start = clock()
-        call(x, target)
-        durations.append(clock() - start)
-    mean = (clock() - started) / len(targets)
-    p50, p99 = np.percentile(durations, [50, 99])
-    return mean * 1e6, float(p50) * 1e6, float(p99) * 1e6
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bootstrap-servers", default="localhost:9092")
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.consumer",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap-servers",
+                        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"))
     parser.add_argument("--samples", type=int, default=150_000)
     parser.add_argument("--dim", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument("--learners", nargs="+", default=["sgd", "adagrad", "rls"],
+                        choices=["sgd", "adagrad", "rls"])
+    args = parser.parse_args(argv)
     settings = KafkaSettings(bootstrap_servers=args.bootstrap_servers)
-    topic = f"bench-consumer-{uuid.uuid4().hex[:8]}"
-    admin = make_admin(settings)
-    ensure_topics(admin, [sample_topic(topic, PARTITIONS), dead_letter_topic(topic + ".dlq")])
-    admin.close()
-    produce(settings, topic, args.samples, args.dim)
-
-    raw, learned = [], {"sgd": [], "rls": []}
-    for _ in range(args.rounds):
-        raw.append(raw_rate(settings, topic, args.samples))
-        for kind in learned:
-            learned[kind].append(learner_rate(settings, topic, args.samples, args.dim, kind))
-    _print_throughput(args, raw, learned)
-    _print_costs(update_costs(50_000, args.dim), args.dim)
-
-
-def _print_throughput(args: argparse.Namespace, raw: list[float],
-                      learned: dict[str, list[float]]) -> None:
-    """Medians of the rates, and the median of the per-round ratios (each
-    round reads raw, then learns, back to back: the fairest pairing on a
-    shared machine)."""
-    print(f"\n{args.samples} samples, {args.dim} features, {PARTITIONS} partitions, "
-          f"median of {args.rounds} rounds\n")
-    print("| reader | messages/s | vs raw consumer (median of round ratios) |")
-    print("|---|---|---|")
-    print(f"| raw KafkaConsumer (poll only) | {statistics.median(raw):,.0f} | 1.00 |")
-    for kind, rates in learned.items():
-        ratio = statistics.median(rate / base for rate, base in zip(rates, raw))
-        print(f"| python -m consumer --learner {kind} | {statistics.median(rates):,.0f} "
-              f"| {ratio:.2f} |")
+    topic = create_topic(settings, args.samples, args.dim)
+    raw: list[Measured] = []
+    learned: dict[str, list[Measured]] = {GROUP_ROW: []}
+    learned.update({kind: [] for kind in args.learners})
+    try:
+        for _ in range(args.rounds):
+            raw.append(raw_rate(settings, topic, args.samples))
+            learned[GROUP_ROW].append(raw_rate(settings, topic, args.samples, group=True))
+            for kind in args.learners:
+                learned[kind].append(learner_rate(settings, topic, args.samples, args.dim, kind))
+    finally:
+        delete_topic(settings, topic)
+    print(throughput_table(args, raw, learned))
 
 
-def _print_costs(rows: list[tuple[str, float, float, float]], dim: int) -> None:
-    print(f"\n| per-sample update ({dim} features) | mean µs | p50 µs | p99 µs |")
-    print("|---|---|---|---|")
-    for name, mean, p50, p99 in rows:
-        print(f"| {name} | {mean:.2f} | {p50:.2f} | {p99:.2f} |")
+def throughput_table(args: argparse.Namespace, raw: list[Measured],
+                     learned: dict[str, list[Measured]]) -> str:
+    """Medians of the rates and CPU costs, and the medians of the per-round
+    ratios (each round reads raw, then learns, back to back: the fairest
+    pairing on a shared machine)."""
+    lines = [
+        (f"{args.samples} samples, {args.dim} features, {PARTITIONS} partitions, "
+        f"median of {args.rounds} rounds\n"),
+        ("| reader | messages/s | vs raw (wall clock) | CPU µs per message "
+        "| vs raw (CPU) | CPU µs per message above raw |"),
+        "|---|---|---|---|---|---|",
+        (f"| raw KafkaConsumer, assigned (poll only) | {_median(raw, 0):,.0f} | 1.00 "
+        f"| {_median(raw, 1):.1f} | 1.00 | |"),
+    ]
+    for kind, runs in learned.items():
+        rate_ratio = statistics.median(run[0] / base[0] for run, base in zip(runs, raw))
+        cpu_ratio = statistics.median(base[1] / run[1] for run, base in zip(runs, raw))
+        own = statistics.median(run[1] - base[1] for run, base in zip(runs, raw))
+        name = kind if kind == GROUP_ROW else f"python -m consumer --learner {kind}"
+        lines.append(
+            f"| {name} | {_median(runs, 0):,.0f} "
+            f"| {rate_ratio:.2f} | {_median(runs, 1):.1f} | {cpu_ratio:.2f} | {own:.1f} |")
+    return "\n".join(lines)
+
+
+def _median(runs: list[Measured], field: int) -> float:
+    return statistics.median(run[field] for run in runs)
 
 
 if __name__ == "__main__":

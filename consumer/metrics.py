@@ -11,10 +11,9 @@ earlier totals. Messages re-read after a crash are counted again.
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -42,10 +41,11 @@ class LatencyHistogram(Collector):
         self.counts = [0] * (len(buckets) + 1)
         self.total = 0.0
 
-    def observe_many(self, durations: list[float]) -> None:
-        if not durations:
-            return
+    def observe_many(self, durations: Sequence[float] | np.ndarray) -> None:
+        """Add every duration (seconds) in one pass."""
         values = np.asarray(durations, dtype=np.float64)
+        if values.size == 0:
+            return
         values = values[np.isfinite(values) & (values >= 0)]
         slots = np.searchsorted(self.bounds, values, side="left")
         for slot, count in enumerate(np.bincount(slots, minlength=len(self.counts)).tolist()):

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
+
+import numpy as np
 
 from streamtrain import wire
 from streamtrain.deadletter import Rejection
-from streamtrain.learners import Learner, NonFiniteUpdate
+from streamtrain.learners import Learner
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,8 @@ class BatchOutcome:
     applied: int = 0
     squared_error: float = 0.0
     rejections: list[Rejection] = field(default_factory=list)
-    durations: list[float] = field(default_factory=list)
+    durations: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Seconds of each applied update."""
 
 
 def fresh_records(state: PartitionState, records: Sequence[Any]) -> Sequence[Any]:
@@ -69,42 +73,44 @@ def learn_batch(
         return outcome
 
     # decode
-    values = [r.value if r.value is not None else b"" for r in records]
+    values = [r.value or b"" for r in records]
     decoded = wire.decode_batch(values, dim, max_bytes=max_bytes)
     for position, error in decoded.errors.items():
         outcome.rejections.append(_rejection(state, records[position], error.reason,
                                              error.detail))
 
-    # learn: one clock read per sample, the time since the previous one
-    learner, durations = state.learner, outcome.durations
-    learn, record = learner.learn, durations.append
-    squared_sum, applied = 0.0, 0
-    rows, targets = learner.rows(decoded.X), decoded.y.tolist()
-    previous = timer()
-    for position, x, y in zip(decoded.index.tolist(), rows, targets):
-        try:
-            squared = learn(x, y)
-        except NonFiniteUpdate as error:
-            outcome.rejections.append(_rejection(state, records[position], error.reason,
-                                                 str(error)))
-            previous = timer()
-            continue
-        now = timer()
-        record(now - previous)
-        previous = now
-        squared_sum += squared
-        applied += 1
+    # learn: one clock read per sample, in the learner's loop
+    learner = state.learner
+    learned = learner.learn_many(learner.rows(decoded.X), decoded.y.tolist(), timer)
+    index = decoded.index
+    for row, error in learned.rejected:
+        outcome.rejections.append(_rejection(state, records[int(index[row])], error.reason,
+                                             str(error)))
+    outcome.durations = learned.durations()
 
     # advance
-    outcome.applied, outcome.squared_error = applied, squared_sum
+    outcome.applied, outcome.squared_error = learned.applied, learned.squared_error
     state.next_offset = records[-1].offset + 1
     state.pending += len(records)
     return outcome
 
 
+DEAD_LETTER_VALUE_LIMIT = 1_000_000
+"""Longest value a dead letter carries: the producer's default request limit
+(1 MiB) less room for the key and headers. A longer rejected message would
+make the producer refuse the dead letter (and the consumer stop at the same
+offset after every restart), so its dead letter holds its first
+``DEAD_LETTER_VALUE_LIMIT`` bytes and the detail says so."""
+
+
 def _rejection(state: PartitionState, record: Any, reason: str, detail: str) -> Rejection:
     log.warning("rejected topic=%s partition=%d offset=%d reason=%s: %s",
                 state.topic, state.partition, record.offset, reason, detail)
+    value = record.value
+    if value is not None and len(value) > DEAD_LETTER_VALUE_LIMIT:
+        detail = (f"{detail} (the dead letter holds the first {DEAD_LETTER_VALUE_LIMIT} "
+                  f"of {len(value)} bytes)")
+        value = value[:DEAD_LETTER_VALUE_LIMIT]
     return Rejection(reason=reason, detail=detail, topic=state.topic,
                      partition=state.partition, offset=record.offset,
-                     value=record.value, key=record.key)
+                     value=value, key=record.key)

@@ -42,18 +42,27 @@ State
 settings); :func:`learner_from_payload` rebuilds a learner that continues
 bit for bit. Floats survive a JSON round trip exactly (shortest repr).
 
+Batches: :meth:`Learner.learn_many` applies rows one at a time, in
+order, exactly as that many calls of :meth:`Learner.learn` would (bit for
+bit), and times each row; the consumer learns through it.
+
 Speed: ``sgd`` and ``adagrad`` work on plain Python floats (rows are given
 as lists, see :meth:`Learner.rows`), which beats numpy's per-call overhead
 for the small dimensions this project uses; their cost grows linearly with
-the dimension. ``rls`` uses numpy and costs ``O(dim^2)`` per sample.
+the dimension. ``sgd`` runs a whole batch in one loop that keeps the model
+in local variables; its :meth:`~Learner.learn` repeats the same arithmetic
+for one sample (a unit test holds the two to the same bits).
+``rls`` uses numpy and costs ``O(dim^2)`` per sample.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from operator import mul
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -116,6 +125,30 @@ def _check(ok: bool, name: str, value: Any, expected: str) -> None:
         raise ConfigError(f"{name} is {value!r}, expected {expected}")
 
 
+@dataclass
+class LearnedBatch:
+    """What :meth:`Learner.learn_many` did with a batch of rows.
+
+    ``stamps`` holds a clock reading before the first row and one after
+    each row (applied or not), so row ``i`` took
+    ``stamps[i + 1] - stamps[i]``; ``rejected`` lists the position of each
+    refused row with the reason.
+    """
+
+    applied: int = 0
+    squared_error: float = 0.0
+    """Sum of the prequential squared errors of the applied rows."""
+    rejected: list[tuple[int, NonFiniteUpdate]] = field(default_factory=list)
+    stamps: list[float] = field(default_factory=list)
+
+    def durations(self) -> np.ndarray:
+        """Seconds taken by each applied row, in row order."""
+        durations = np.diff(np.asarray(self.stamps, dtype=np.float64))
+        if self.rejected:
+            durations = np.delete(durations, [position for position, _ in self.rejected])
+        return durations
+
+
 class Learner:
     """Common state and bookkeeping of every learner.
 
@@ -145,6 +178,24 @@ class Learner:
         :raises NonFiniteUpdate: nothing was changed.
         """
         raise NotImplementedError
+
+    def learn_many(self, rows: Sequence, targets: Sequence[float],
+                   clock: Callable[[], float] = time.perf_counter) -> LearnedBatch:
+        """:meth:`learn` on each row in order; a refused row changes nothing
+        and is reported in ``rejected`` instead of raised. ``clock`` is read
+        before the first row and after each one."""
+        result = LearnedBatch()
+        stamps, rejected, learn = result.stamps, result.rejected, self.learn
+        stamp = stamps.append
+        stamp(clock())
+        for x, y in zip(rows, targets):
+            try:
+                result.squared_error += learn(x, y)
+            except NonFiniteUpdate as error:
+                rejected.append((len(stamps) - 1, error))
+            stamp(clock())
+        result.applied = len(stamps) - 1 - len(rejected)
+        return result
 
     def coefficients(self) -> tuple[list[float], float]:
         """Current weights (a new list) and bias."""
@@ -216,6 +267,7 @@ class SGDLearner(Learner):
         return config.learning_rate / step**config.power_t
 
     def learn(self, x: list[float], y: float) -> float:
+        """One sample; the same arithmetic as one row of :meth:`learn_many`."""
         weights = self.weights
         error = sum(map(mul, weights, x)) + self.bias - y
         squared = error * error
@@ -225,9 +277,9 @@ class SGDLearner(Learner):
         step = self.step + 1
         eta = self._eta(step)
         twice = 2.0 * error
-        l2 = self.config.l2
-        if self.config.clip_norm:
-            eta *= self._clip_scale(x, twice)
+        l2, clip = self.config.l2, self.config.clip_norm
+        if clip:
+            eta *= _clip_scale(x, twice, weights, l2, clip)
         c = eta * twice
         if l2:
             a = 1.0 - eta * l2
@@ -240,23 +292,66 @@ class SGDLearner(Learner):
 
         # commit: nothing above changed the learner
         self.weights, self.bias, self.step = new, bias, step
-        self.samples += 1
-        self.squared_error_sum = errors
-        smoothed = self.loss_smoothed
-        self.loss_smoothed = (squared if self.samples == 1
-                              else smoothed + SMOOTHING * (squared - smoothed))
+        self._record(squared)
         return squared
 
-    def _clip_scale(self, x: list[float], twice: float) -> float:
-        """``min(1, clip_norm / |g|)`` for the gradient ``g = (2e x + l2 w, 2e)``."""
-        l2 = self.config.l2
-        if l2:
-            grad = [twice * xi + l2 * wi for xi, wi in zip(x, self.weights)]
-        else:
-            grad = [twice * xi for xi in x]
-        norm = math.sqrt(sum(map(mul, grad, grad)) + twice * twice)
-        clip = self.config.clip_norm
-        return clip / norm if norm > clip else 1.0
+    def learn_many(self, rows: Sequence, targets: Sequence[float],
+                   clock: Callable[[], float] = time.perf_counter) -> LearnedBatch:
+        """The fused loop: the model lives in local variables for the whole
+        batch and is stored back at the end (also when a row is refused,
+        which skips that row only). Per row, with ``t`` its 1-based update
+        number: predict, check the squared error, ``eta`` (clipped), the
+        step, check the new model, commit to the locals."""
+        config = self.config
+        rate, power, l2, clip = config.learning_rate, config.power_t, config.l2, config.clip_norm
+        constant = config.schedule == "constant"
+        weights, bias, step = self.weights, self.bias, self.step
+        samples, errors_sum, smoothed = self.samples, self.squared_error_sum, self.loss_smoothed
+        result = LearnedBatch()
+        stamps, rejected, total = result.stamps, result.rejected, 0.0
+        stamp, isfinite = stamps.append, math.isfinite
+        stamp(clock())
+        for x, y in zip(rows, targets):
+            # predict, test
+            error = sum(map(mul, weights, x)) + bias - y
+            squared = error * error
+            errors = errors_sum + squared
+            if not isfinite(errors):
+                rejected.append((len(stamps) - 1, NonFiniteUpdate(
+                    f"prediction error {error!r} is not finite when squared")))
+                stamp(clock())
+                continue
+
+            # train: w <- a * w - c * x, b <- b - c
+            eta = rate if constant else rate / (step + 1) ** power
+            twice = 2.0 * error
+            if clip:
+                eta *= _clip_scale(x, twice, weights, l2, clip)
+            c = eta * twice
+            if l2:
+                a = 1.0 - eta * l2
+                new = [a * wi - c * xi for wi, xi in zip(weights, x)]
+            else:
+                new = [wi - c * xi for wi, xi in zip(weights, x)]
+            new_bias = bias - c
+            if not isfinite(sum(new) + new_bias):
+                rejected.append((len(stamps) - 1, NonFiniteUpdate(
+                    f"update of {config.kind} model is not finite")))
+                stamp(clock())
+                continue
+
+            # commit to the locals
+            weights, bias, step = new, new_bias, step + 1
+            samples += 1
+            errors_sum = errors
+            total += squared
+            smoothed = squared if samples == 1 else smoothed + SMOOTHING * (squared - smoothed)
+            stamp(clock())
+
+        self.weights, self.bias, self.step = weights, bias, step
+        self.samples, self.squared_error_sum, self.loss_smoothed = samples, errors_sum, smoothed
+        result.applied, result.squared_error = len(stamps) - 1 - len(rejected), total
+        return result
 
     def _state(self) -> dict[str, Any]:
         return {"step": self.step}
@@ -272,6 +367,9 @@ class AdaGradLearner(SGDLearner):
         super().__init__(config, dim)
         self.accumulators = [0.0] * dim
         self.bias_accumulator = 0.0
+
+    learn_many = Learner.learn_many
+    """The generic loop over :meth:`learn` (the fused one is sgd's)."""
 
     def learn(self, x: list[float], y: float) -> float:
         error = sum(map(mul, self.weights, x)) + self.bias - y
@@ -301,7 +399,8 @@ class AdaGradLearner(SGDLearner):
             grad = [twice * xi + l2 * wi for xi, wi in zip(x, self.weights)]
         else:
             grad = [twice * xi for xi in x]
-        scale = self._clip_scale(x, twice) if self.config.clip_norm else 1.0
+        clip = self.config.clip_norm
+        scale = _clip_scale(x, twice, self.weights, l2, clip) if clip else 1.0
         if scale != 1.0:
             grad = [gi * scale for gi in grad]
             twice *= scale
@@ -320,6 +419,17 @@ class AdaGradLearner(SGDLearner):
         self.bias_accumulator = float(state["bias_accumulator"])
         _check(len(self.accumulators) == self.dim, "accumulators",
                len(self.accumulators), f"{self.dim} values")
+
+
+def _clip_scale(x: list[float], twice: float, weights: list[float], l2: float,
+                clip: float) -> float:
+    """``min(1, clip / |g|)`` for the gradient ``g = (2e x + l2 w, 2e)``."""
+    if l2:
+        grad = [twice * xi + l2 * wi for xi, wi in zip(x, weights)]
+    else:
+        grad = [twice * xi for xi in x]
+    norm = math.sqrt(sum(map(mul, grad, grad)) + twice * twice)
+    return clip / norm if norm > clip else 1.0
 
 
 class RLSLearner(Learner):
