@@ -35,6 +35,7 @@ from consumer.partition import BatchOutcome, PartitionState, fresh_records, lear
 from consumer.rebalance import StateListener
 from consumer.settings import ConsumerSettings
 from streamtrain import deadletter
+from streamtrain.deadletter import Rejection
 from streamtrain.checkpoint import CheckpointStore, StaleCheckpointError
 from streamtrain.clients import make_consumer, make_producer
 from streamtrain.errors import ConfigError, StreamtrainError
@@ -54,6 +55,12 @@ RETRY_MAX_S = 5.0
 RETRY_REPORT_S = 30.0
 """While polls keep failing, a warning at most this often."""
 FIRST_ASSIGNMENT_GRACE_S = 60.0
+DEAD_LETTER_MAX_BLOCK_MS = 15_000
+"""How long a dead-letter send may wait for the topic's metadata before it fails."""
+
+
+class DeadLetterError(StreamtrainError):
+    """A rejected message could not be written to the dead-letter topic."""
 
 
 @dataclass
@@ -83,6 +90,8 @@ class Worker:
         self.store = store
         self.metrics = metrics
         self.producer = producer
+        self.dead_letters_in_flight: list[tuple[Rejection, Any]] = []
+        self.dead_letter_failure: DeadLetterError | None = None
         self.wall = wall
         self.consumer: Any = None
         self.states: dict[int, PartitionState] = {}
@@ -176,9 +185,41 @@ class Worker:
         self.metrics.learned(partition, outcome.applied, outcome.squared_error,
                              state.learner.loss_smoothed)
         for rejection in outcome.rejections:
-            deadletter.send(self.producer, self.settings.dead_letter_topic, rejection, SERVICE)
+            self._send_dead_letter(rejection)
             self.metrics.dead_letters.labels(rejection.reason).inc()
         return outcome
+
+    def _send_dead_letter(self, rejection: Rejection) -> None:
+        """Hand ``rejection`` to the producer; a refused send (the topic
+        missing, metadata unavailable) is a :class:`DeadLetterError`."""
+        try:
+            future = deadletter.send(
+                self.producer, self.settings.dead_letter_topic, rejection, SERVICE)
+        except KafkaError as error:
+            self.dead_letter_failure = self.dead_letter_failure or DeadLetterError(
+                f"dead letter for topic={rejection.topic} partition={rejection.partition} "
+                f"offset={rejection.offset} was not delivered to "
+                f"{self.settings.dead_letter_topic}: {error!r}")
+            raise self.dead_letter_failure from None
+        self.dead_letters_in_flight.append((rejection, future))
+
+    def confirm_dead_letters(self) -> None:
+        """Wait for every dead letter sent so far to be acknowledged.
+
+        :raises DeadLetterError: if one was not delivered, now and at every
+            later call: no checkpoint of this process may then be written,
+            so the message is read and dead-lettered again after a restart.
+        """
+        self.producer.flush()
+        in_flight, self.dead_letters_in_flight = self.dead_letters_in_flight, []
+        for rejection, future in in_flight:
+            if future.failed() and self.dead_letter_failure is None:
+                self.dead_letter_failure = DeadLetterError(
+                    f"dead letter for topic={rejection.topic} partition={rejection.partition} "
+                    f"offset={rejection.offset} was not delivered to "
+                    f"{self.settings.dead_letter_topic}: {future.exception!r}")
+        if self.dead_letter_failure is not None:
+            raise self.dead_letter_failure
 
     def pending(self) -> int:
         return sum(state.pending for state in self.states.values())
@@ -191,7 +232,7 @@ class Worker:
                   if p in self.states and self.states[p].pending]
         if not chosen:
             return
-        self.producer.flush()
+        self.confirm_dead_letters()
         started = time.perf_counter()
         for partition in chosen:
             self._save(self.states[partition])
@@ -298,7 +339,7 @@ class Loop:
                     break
                 self._learn(tp.partition, batch)
             if self.summary.rejected != rejected:
-                self.worker.producer.flush()
+                self.worker.confirm_dead_letters()
 
             # checkpoint
             if self._checkpoint_due():
@@ -414,7 +455,7 @@ def run(
     if settings.metrics_port:
         serve(registry, settings.metrics_port, settings.metrics_address)
     store = CheckpointStore(settings.checkpoint_dir, settings.topic, clock=wall)
-    producer = producer_factory(settings)
+    producer = producer_factory(settings, max_block_ms=DEAD_LETTER_MAX_BLOCK_MS)
     worker = Worker(settings, store, metrics, producer, wall)
     consumer = consumer_factory(
         settings, group_id=settings.group_id, session_timeout_ms=settings.session_timeout_ms,

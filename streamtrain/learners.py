@@ -5,6 +5,9 @@ Every learner follows the same protocol, *test then train*: for a sample
 of that prediction (the honest, prequential loss), then updates. A sample
 whose prediction, error or update is not finite is refused with
 :class:`NonFiniteUpdate` and leaves every bit of the learner as it was.
+"Not finite" includes a new model whose squared norm ``|w|^2 + b^2``
+overflows float64: such a model would make every later prediction
+overflow, so one huge but finite sample cannot poison the learner.
 
 Learners
 --------
@@ -287,7 +290,7 @@ class SGDLearner(Learner):
         else:
             new = [wi - c * xi for wi, xi in zip(weights, x)]
         bias = self.bias - c
-        if not math.isfinite(sum(new) + bias):
+        if not math.isfinite(sum(map(mul, new, new)) + bias * bias):
             raise NonFiniteUpdate(f"update of {self.config.kind} model is not finite")
 
         # commit: nothing above changed the learner
@@ -334,7 +337,7 @@ class SGDLearner(Learner):
             else:
                 new = [wi - c * xi for wi, xi in zip(weights, x)]
             new_bias = bias - c
-            if not isfinite(sum(new) + new_bias):
+            if not isfinite(sum(map(mul, new, new)) + new_bias * new_bias):
                 rejected.append((len(stamps) - 1, NonFiniteUpdate(
                     f"update of {config.kind} model is not finite")))
                 stamp(clock())
@@ -382,7 +385,7 @@ class AdaGradLearner(SGDLearner):
         weights = [wi - eta * gi / (math.sqrt(si) + eps)
                    for wi, gi, si in zip(self.weights, grad, sums)]
         bias = self.bias - eta * grad_bias / (math.sqrt(bias_sum) + eps)
-        if not math.isfinite(sum(weights) + bias + sum(sums) + bias_sum):
+        if not math.isfinite(sum(map(mul, weights, weights)) + bias * bias + sum(sums) + bias_sum):
             raise NonFiniteUpdate("AdaGrad update or accumulators are not finite")
 
         # commit: nothing above changed the learner
@@ -462,7 +465,7 @@ class RLSLearner(Learner):
         P = self.P - np.multiply.outer(gain, pz)
         if lam != 1.0:
             P /= lam
-        if not (denominator > 0 and math.isfinite(float(theta.sum()) + float(P.sum()))):
+        if not (denominator > 0 and math.isfinite(float(theta @ theta) + float(P.sum()))):
             raise NonFiniteUpdate("RLS update is not finite")
         self.theta, self.P = theta, P
         self._record(squared)

@@ -266,3 +266,44 @@ def test_hostile_input_batch_job_skips_and_counts_the_corpus(
     assert np.allclose(report.model.weights, solution[:-1], rtol=1e-9, atol=1e-12)
     assert report.model.bias == pytest.approx(solution[-1], rel=1e-9)
     assert Path(report.path).exists()
+
+
+def test_hostile_undeliverable_dead_letter_stops_the_learner_before_its_checkpoint(
+    kafka_settings, make_topics, topic_name, tmp_path
+):
+    """Injects: a bad message while the dead-letter topic does not exist
+    (the broker does not create topics on its own). Checks: the learner
+    exits 1 naming the undelivered dead letter, and no checkpoint passes
+    the bad message's offset, so a restart (once the topic exists) reads and
+    dead-letters it again: nothing rejected is lost."""
+    import subprocess
+    import sys
+
+    from streamtrain import wire
+    from streamtrain.checkpoint import CheckpointStore
+    from tests.helpers import consume_all, produce_values
+
+    topic, _ = make_topics(topic_name)
+    missing = topic + ".missing-dlq"
+    good = [wire.encode([float(i), 1.0], float(i)) for i in range(20)]
+    produce_values(kafka_settings, topic, good[:10] + [b"junk"] + good[10:])
+    command = [sys.executable, "-m", "consumer", "--bootstrap-servers",
+               kafka_settings.bootstrap_servers, "--topic", topic, "--dead-letter-topic", missing,
+               "--group-id", topic, "--checkpoint-dir", str(tmp_path), "--dim", "2",
+               "--until-idle", "3"]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert first.returncode == 1, first.stderr[-3000:]
+    assert "offset=10 was not delivered" in first.stderr
+    saved = CheckpointStore(tmp_path, topic=topic).load(0).payload
+    assert saved is None or saved["next_offset"] <= 10
+
+    from streamtrain.clients import make_admin
+    from streamtrain.topics import dead_letter_topic, ensure_topics
+
+    admin = make_admin(kafka_settings)
+    ensure_topics(admin, [dead_letter_topic(missing)])
+    admin.close()
+    second = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert [r.value for r in consume_all(kafka_settings, missing, 1, expected=1)] == [b"junk"]
+    assert CheckpointStore(tmp_path, topic=topic).load(0).payload["next_offset"] == 21

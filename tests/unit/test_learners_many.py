@@ -132,3 +132,23 @@ def test_learned_batch_durations_skip_rejected_rows():
     assert [p for p, _ in result.rejected] == [1]
     assert result.durations().tolist() == [1.0, 3.0, 4.0]
     assert math.isfinite(result.squared_error)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+@pytest.mark.parametrize("kind", ["sgd", "adagrad"])
+def test_learner_huge_finite_sample_is_refused_and_later_samples_still_learn(kind):
+    """Injects one finite sample of 1e100 among ordinary ones into a
+    gradient learner; checks it is refused (the model it would make has an
+    overflowing norm) and that the samples after it are all learned. (RLS
+    applies it: its gain scales with 1/|x|, and like batch least squares it
+    fits that sample exactly with a finite model.)"""
+    learner = make_learner(LearnerConfig(kind=kind, learning_rate=0.01), 2)
+    rng = np.random.default_rng(5)
+    rows = [list(rng.normal(size=2)) for _ in range(50)]
+    targets = [row[0] - row[1] for row in rows]
+    rows.insert(10, [1e100, 1e100])
+    targets.insert(10, 1e100)
+    result = learner.learn_many(learner.rows(np.array(rows)), targets)
+    assert [position for position, _ in result.rejected] == [10]
+    assert result.applied == 50
+    assert np.isfinite(learner.to_payload()["weights"]).all()
