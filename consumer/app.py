@@ -92,6 +92,7 @@ class Worker:
         self.producer = producer
         self.dead_letters_in_flight: list[tuple[Rejection, Any]] = []
         self.dead_letter_failure: DeadLetterError | None = None
+        self.counted_damage: set[tuple] = set()
         self.wall = wall
         self.consumer: Any = None
         self.states: dict[int, PartitionState] = {}
@@ -144,8 +145,7 @@ class Worker:
 
     def _load(self, partition: int) -> PartitionState:
         loaded = self.store.load(partition)
-        if loaded.skipped:
-            self.metrics.checkpoint_fallbacks.inc(len(loaded.skipped))
+        self._count_fallbacks(partition, loaded.skipped)
         if loaded.payload is None:
             learner = make_learner(self.config, self.settings.dim)
             return PartitionState(self.settings.topic, partition, learner, 0)
@@ -155,6 +155,15 @@ class Worker:
         log.info("loaded checkpoint topic=%s partition=%d offset=%d samples=%d from %s",
                  self.settings.topic, partition, offset, learner.samples, loaded.path)
         return PartitionState(self.settings.topic, partition, learner, offset)
+
+    def _count_fallbacks(self, partition: int, skipped: list[str]) -> None:
+        """Count each damaged file once, however often the partition is
+        assigned again (a new group often rebalances twice at start)."""
+        files = (self.store.latest_path(partition), self.store.previous_path(partition))
+        identity = tuple(_file_identity(path) for path in files)
+        new = {(partition, description, identity) for description in skipped}
+        self.metrics.checkpoint_fallbacks.inc(len(new - self.counted_damage))
+        self.counted_damage |= new
 
     def _check_compatible(self, partition: int, learner: Learner) -> None:
         if learner.config.relevant() != self.config.relevant() or (
@@ -407,6 +416,14 @@ class Loop:
             self.worker.checkpoint()
         self.commit(wait=True)
         self.summary.partitions = self.worker.summary_states()
+
+
+def _file_identity(path: Any) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
 def wait_for_topic(consumer: Any, topic: str, stop: threading.Event,

@@ -270,33 +270,11 @@ class SGDLearner(Learner):
         return config.learning_rate / step**config.power_t
 
     def learn(self, x: list[float], y: float) -> float:
-        """One sample; the same arithmetic as one row of :meth:`learn_many`."""
-        weights = self.weights
-        error = sum(map(mul, weights, x)) + self.bias - y
-        squared = error * error
-        errors = self.squared_error_sum + squared
-        if not math.isfinite(errors):
-            raise NonFiniteUpdate(f"prediction error {error!r} is not finite when squared")
-        step = self.step + 1
-        eta = self._eta(step)
-        twice = 2.0 * error
-        l2, clip = self.config.l2, self.config.clip_norm
-        if clip:
-            eta *= _clip_scale(x, twice, weights, l2, clip)
-        c = eta * twice
-        if l2:
-            a = 1.0 - eta * l2
-            new = [a * wi - c * xi for wi, xi in zip(weights, x)]
-        else:
-            new = [wi - c * xi for wi, xi in zip(weights, x)]
-        bias = self.bias - c
-        if not math.isfinite(sum(map(mul, new, new)) + bias * bias):
-            raise NonFiniteUpdate(f"update of {self.config.kind} model is not finite")
-
-        # commit: nothing above changed the learner
-        self.weights, self.bias, self.step = new, bias, step
-        self._record(squared)
-        return squared
+        """One sample: one row of :meth:`learn_many`."""
+        result = self.learn_many([x], [y], clock=_no_clock)
+        if result.rejected:
+            raise result.rejected[0][1]
+        return result.squared_error
 
     def learn_many(self, rows: Sequence, targets: Sequence[float],
                    clock: Callable[[], float] = time.perf_counter) -> LearnedBatch:
@@ -484,6 +462,10 @@ class RLSLearner(Learner):
 _CLASSES: dict[str, type[Learner]] = {
     "sgd": SGDLearner, "adagrad": AdaGradLearner, "rls": RLSLearner,
 }
+
+
+def _no_clock() -> float:
+    return 0.0
 
 
 def make_learner(config: LearnerConfig, dim: int) -> Learner:
